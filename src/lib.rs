@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod fds;
 pub mod init;
+pub mod launch;
 pub mod logging;
 pub mod pause;
 pub mod reap;
@@ -58,14 +59,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
             logging::init(&verbosity);
             pause::run()
         }
-        Mode::Run(_) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "minit: 'run' is not available yet; {}",
-                cli::USAGE
-            );
-            2
-        }
+        Mode::Run(args) => launch::main(args, inherited),
     }
 }
 
