@@ -866,6 +866,157 @@ fn leftovers_are_gone_and_the_cgroup_removed_after_the_run() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Pure cgroup v2, for real: a VM (tests/vm/run-vm.sh) boots once and runs every check
+// ---------------------------------------------------------------------------------------
+
+/// Run as `/scenario.sh` under minit as PID 1 of a VM with every controller on cgroup v2.
+/// Prints `CHECK <name> ok` or `CHECK <name> FAIL <why>` lines.
+const VM_SCENARIO: &str = r#"#!/bin/sh
+# minit run on pure cgroup v2: limits, OOM report, pids, cpu quota, cleanup, no-internal-process.
+. /prelude.sh
+CG=/sys/fs/cgroup
+ok() { echo "CHECK $1 ok${2:+ ($2)}"; }
+fail() { echo "CHECK $1 FAIL $2"; }
+field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
+
+# 1. limits are in place before the app runs (it reads its own cgroup's files)
+out=$(/minit run --memory 32M --cpus 0.25 --pids 8 -- sh -c 'cg=$(sed -n "s/^0:://p" /proc/self/cgroup); cd /sys/fs/cgroup$cg && echo $(cat memory.max memory.swap.max cpu.max pids.max)' 2>&1)
+[ "$out" = "33554432 0 25000 100000 8" ] && ok limits "$out" || fail limits "$out"
+
+# 2. OOM kill: exit 137, the line, the report
+/minit run --pid --memory 32M --report /tmp/oom.json -- dd if=/dev/zero of=/dev/null bs=64M count=1 2>/tmp/oom.err
+rc=$?
+[ $rc = 137 ] && ok oom-exit || fail oom-exit "rc=$rc $(cat /tmp/oom.err)"
+grep -qx 'minit: app was killed by the OOM killer (memory limit 32 MiB)' /tmp/oom.err && ok oom-line || fail oom-line "$(cat /tmp/oom.err)"
+k=$(field /tmp/oom.json oom_kills); p=$(field /tmp/oom.json memory_peak_bytes)
+[ "${k:-0}" -ge 1 ] && [ "$(field /tmp/oom.json oom_killed)" = true ] && ok oom-report "$(cat /tmp/oom.json)" || fail oom-report "$(cat /tmp/oom.json)"
+[ -n "$p" ] && [ "$p" != null ] && [ "$p" -le 33554432 ] && ok memory-peak "$p" || fail memory-peak "$p"
+
+# 3. a fork bomb is held by pids.max
+/minit run --pid --pids 8 --report /tmp/pids.json -- sh -c 'i=0; while [ $i -lt 100 ]; do sleep 300 & i=$((i+1)); done; wait' 2>/dev/null
+rc=$?; pk=$(field /tmp/pids.json pids_peak)
+[ $rc != 0 ] && [ "$pk" -le 8 ] && [ "$pk" -ge 2 ] && ok pids "rc=$rc peak=$pk" || fail pids "rc=$rc $(cat /tmp/pids.json)"
+
+# 4. a CPU burner is held near its quota (1 vCPU: unlimited would be ~1.0)
+/minit run --cpus 0.25 --report /tmp/cpu.json -- timeout 2 sh -c 'while :; do :; done' 2>/dev/null
+c=$(field /tmp/cpu.json cpu_time_usec); w=$(field /tmp/cpu.json wall_time_usec)
+pct=$((c * 100 / w))
+[ $pct -ge 10 ] && [ $pct -le 40 ] && ok cpu "${pct}% of wall" || fail cpu "${pct}% $(cat /tmp/cpu.json)"
+
+# 5. leftovers are killed (cgroup.kill) and every run's cgroup is gone
+left=$(/minit run --memory 64M -- sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!')
+if [ -n "$left" ] && ! grep -qs '^State:.*[RS]' /proc/$left/status; then ok leftover-gone "$left"; else fail leftover-gone "pid $left: $(grep State /proc/$left/status 2>&1)"; fi
+n=$(ls -d $CG/minit-* 2>/dev/null | wc -l)
+[ "$n" = 0 ] && ok cgroups-removed || fail cgroups-removed "$(ls -d $CG/minit-*)"
+
+# 6. --cgroup-parent creates the path and enables controllers top-down
+out=$(/minit run --cgroup-parent deep/er --memory 16M -- cat /proc/self/cgroup)
+case $out in 0::/deep/er/minit-*) ok cgroup-parent "$out" ;; *) fail cgroup-parent "$out" ;; esac
+grep -qw memory $CG/deep/cgroup.subtree_control && grep -qw memory $CG/deep/er/cgroup.subtree_control &&
+	ok subtree-top-down "$(cat $CG/deep/er/cgroup.subtree_control)" || fail subtree-top-down "$(cat $CG/deep/cgroup.subtree_control)"
+
+# 7. no-internal-process rule, with other processes in minit's cgroup: a clear error
+mkdir -p $CG/busy && echo $$ >$CG/busy/cgroup.procs
+/minit run --memory 16M -- true 2>/tmp/busy.err; rc=$?
+echo $$ >$CG/cgroup.procs
+[ $rc = 125 ] && [ "$(wc -l </tmp/busy.err)" = 1 ] && grep -q 'cgroup.subtree_control.*--cgroup-parent' /tmp/busy.err &&
+	ok busy-parent "$(cat /tmp/busy.err)" || fail busy-parent "rc=$rc $(cat /tmp/busy.err)"
+
+# 8. ... and with minit alone there, it moves itself into a leaf and goes on
+mkdir -p $CG/solo
+out=$(sh -c 'echo $$ >/sys/fs/cgroup/solo/cgroup.procs; exec /minit run --memory 16M -- cat /proc/self/cgroup' 2>&1); rc=$?
+case "$rc $out" in "0 0::/solo/minit-"*) ok solo-leaf "$out" ;; *) fail solo-leaf "rc=$rc $out" ;; esac
+
+# 9. namespaces work as PID 1's grandchild too
+out=$(/minit run --pid --uts --hostname vm-box --net -- sh -c 'hostname; ps -o pid= | wc -l; cat /proc/net/dev | tail -n +3 | wc -l')
+[ "$(echo $out)" = "vm-box 4 1" ] && ok namespaces "$(echo $out)" || fail namespaces "$(echo $out)"
+echo "vm-launch: done"
+"#;
+
+const VM_CHECKS: [&str; 14] = [
+    "limits",
+    "oom-exit",
+    "oom-line",
+    "oom-report",
+    "memory-peak",
+    "pids",
+    "cpu",
+    "leftover-gone",
+    "cgroups-removed",
+    "cgroup-parent",
+    "subtree-top-down",
+    "busy-parent",
+    "solo-leaf",
+    "namespaces",
+];
+
+/// A static build of this tree (`cargo build --release --target x86_64-unknown-linux-musl`
+/// into the same target directory) when it is newer than the test binary; else the test
+/// binary itself, whose libraries the harness copies into the VM.
+fn vm_init_binary() -> PathBuf {
+    let minit = PathBuf::from(MINIT);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let Ok(path) = std::env::var("MINIT_STATIC_BINARY") {
+        return PathBuf::from(path);
+    }
+    let target = minit.parent().and_then(Path::parent);
+    let candidate = target.map(|t| t.join("x86_64-unknown-linux-musl/release/minit"));
+    match candidate {
+        Some(c) if modified(&c).is_some() && modified(&c) >= modified(&minit) => c,
+        _ => minit,
+    }
+}
+
+#[test]
+fn cgroup_v2_limits_in_a_vm() {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/run-vm.sh");
+    if !have(harness.exists(), "the VM harness tests/vm/run-vm.sh") {
+        return;
+    }
+    let qemu = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-x86_64").exists()))
+        .unwrap_or(false);
+    let kernel = std::fs::read_dir("/boot")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .unwrap_or(false);
+    if !have(
+        qemu && kernel,
+        "qemu-system-x86_64 and a kernel in /boot (tests/vm/install-deps.sh)",
+    ) {
+        return;
+    }
+    let tmp = TempDir::new("vm");
+    let scenario = tmp.path().join("launch-v2.sh");
+    std::fs::write(&scenario, VM_SCENARIO).unwrap();
+    let mut cmd = Command::new(&harness);
+    cmd.arg("--init")
+        .arg(vm_init_binary())
+        .arg("--scenario")
+        .arg(&scenario)
+        .args(["--timeout", "300", "--", "/bin/sh", "/scenario.sh"]);
+    let run = run_cmd(cmd);
+    let checks: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("CHECK "))
+        .collect();
+    let failed: Vec<&&str> = checks.iter().filter(|l| !l.contains(" ok")).collect();
+    assert!(failed.is_empty(), "failed in the VM: {failed:#?}\n{run}");
+    for name in VM_CHECKS {
+        assert!(
+            checks
+                .iter()
+                .any(|l| l.starts_with(&format!("CHECK {name} ok"))),
+            "check {name} did not run\n{run}"
+        );
+    }
+    assert!(run.stdout.contains("vm-launch: done"), "{run}");
+}
+
+// ---------------------------------------------------------------------------------------
 // Bad input
 // ---------------------------------------------------------------------------------------
 

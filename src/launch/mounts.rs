@@ -207,6 +207,9 @@ fn bind(source: &Path, target: &Path, read_only: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `ST_RELATIME` from sys/statvfs.h (glibc names it; musl's libc crate does not).
+const ST_RELATIME: libc::c_ulong = 0x1000;
+
 /// The per-mount flags of the mount holding `path`, as `MS_*` bits.
 fn locked_flags(path: &Path) -> libc::c_ulong {
     let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
@@ -223,7 +226,7 @@ fn locked_flags(path: &Path) -> libc::c_ulong {
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (ST_RELATIME, libc::MS_RELATIME),
     ]
     .iter()
     .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
