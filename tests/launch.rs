@@ -450,6 +450,31 @@ fn not_root_without_user_is_a_clear_error() {
 }
 
 #[test]
+fn disabled_user_namespaces_name_the_sysctl() {
+    // Inside a user namespace of its own, the test may set that namespace's limit to 0
+    // without touching the host's.
+    if !have(Path::new("/usr/bin/unshare").exists(), "unshare(1)") {
+        return;
+    }
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        "echo 0 >/proc/sys/user/max_user_namespaces && exec \"$0\" run --user -- true",
+        MINIT,
+    ]);
+    let run = run_cmd(cmd);
+    if run.stderr.contains("unshare:") {
+        have(false, "user namespaces for the test itself");
+        return;
+    }
+    run.expect_code(125)
+        .expect_one_error_line("sysctl user.max_user_namespaces=0");
+}
+
+#[test]
 fn rootfs_from_busybox_with_binds() {
     if !need_root() || !have(Path::new("/bin/busybox").exists(), "/bin/busybox") {
         return;

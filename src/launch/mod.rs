@@ -11,12 +11,14 @@
 //! 1. the cgroup is created and every limit written before any process joins it;
 //! 2. the sandbox is cloned with all `CLONE_NEW*` flags at once, so the kernel makes the user
 //!    namespace first and the others owned by it, and the sandbox blocks on a sync pipe;
-//! 3. the monitor writes the id maps (only a process outside the new user namespace may)
-//!    and moves the sandbox into the cgroup, then sends "go": nothing the sandbox runs —
+//! 3. on cgroup v2 the sandbox is cloned straight into the cgroup (`CLONE_INTO_CGROUP`);
+//!    the monitor writes the id maps (only a process outside the new user namespace may)
+//!    and moves the sandbox into any v1 cgroups, then sends "go": nothing the sandbox runs —
 //!    let alone the app — is ever outside the cgroup or without its ids.
 
 pub mod caps;
 pub mod cgroup;
+mod clone;
 pub mod mounts;
 pub mod namespaces;
 pub mod options;
@@ -30,6 +32,7 @@ use crate::reap;
 use crate::signals::{InheritedSignals, SignalFd, signal_name};
 use crate::units::format_size;
 use cgroup::{RunCgroup, Stats};
+use clone::Started;
 use namespaces::JoinTarget;
 use options::{ReportTarget, Request, RunOptions};
 use report::Report;
@@ -171,35 +174,37 @@ fn run_sandbox(
     let sfd =
         SignalFd::new().map_err(|err| format!("cannot create a signalfd: {}", error_text(&err)))?;
     let (go_read, go_write) = sync_pipe()?;
+    let cgroup_dir = cgroup.and_then(RunCgroup::v2_dir).and_then(open_dir);
     let flags = opts.namespaces.clone_flags();
-    // SAFETY: a fork-like clone (no CLONE_VM, no new stack: the child gets a copy of this
-    // address space). minit is single-threaded, so the copy holds no lock another thread
-    // could own; the child runs only `sandbox::main`, which never returns here.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    } as libc::pid_t;
-    if pid < 0 {
-        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        return Err(namespaces::explain_clone_error(errno, flags));
-    }
-    if pid == 0 {
-        drop(go_write);
-        sandbox::main(&plan, join.as_ref(), go_read)
-    }
+    // SAFETY: minit is single-threaded; the child runs only `sandbox::main`, which never
+    // returns here.
+    let started =
+        unsafe { clone::clone_sandbox(flags, cgroup_dir.as_ref().map(|d| d.as_raw_fd())) };
+    let (pid, in_cgroup) = match started {
+        Ok(Started::Parent { pid, in_cgroup }) => (pid, in_cgroup),
+        Ok(Started::Child) => {
+            drop(go_write);
+            drop(cgroup_dir);
+            sandbox::main(&plan, join.as_ref(), go_read)
+        }
+        Err(err) => {
+            let errno = err.raw_os_error().unwrap_or(0);
+            return Err(namespaces::explain_clone_error(errno, flags));
+        }
+    };
     drop(go_read);
-    if let Err(err) = admit(opts, pid, cgroup, go_write) {
+    drop(cgroup_dir);
+    if let Err(err) = admit(opts, pid, cgroup, in_cgroup, go_write) {
         // The sandbox sees end-of-file and exits without a word; collect it.
         wait_sandbox(pid, 0);
         return Err(err);
     }
     Ok(supervise_sandbox(&sfd, pid))
+}
+
+/// Opens a cgroup directory for `CLONE_INTO_CGROUP`; `None` falls back to cgroup.procs.
+fn open_dir(dir: &Path) -> Option<OwnedFd> {
+    std::fs::File::open(dir).ok().map(OwnedFd::from)
 }
 
 /// Writes the id maps, moves the sandbox into the cgroup, then lets it go. Dropping
@@ -208,13 +213,14 @@ fn admit(
     opts: &RunOptions,
     pid: libc::pid_t,
     cgroup: Option<&RunCgroup>,
+    born_in_cgroup: bool,
     go: OwnedFd,
 ) -> Result<(), String> {
     if opts.namespaces.user {
         namespaces::write_id_maps(pid, opts.map_user.unwrap_or((0, 0)))?;
     }
     if let Some(group) = cgroup {
-        group.add(pid)?;
+        group.add(pid, born_in_cgroup)?;
     }
     // SAFETY: writing one byte from a live buffer to our pipe end.
     let n = unsafe { libc::write(go.as_raw_fd(), b"g".as_ptr().cast(), 1) };

@@ -120,12 +120,21 @@ impl RunCgroup {
         }
     }
 
-    /// Moves `pid` into the cgroup(s).
-    pub fn add(&self, pid: libc::pid_t) -> Result<(), String> {
+    /// The v2 directory the sandbox can be cloned straight into (`CLONE_INTO_CGROUP`).
+    pub fn v2_dir(&self) -> Option<&Path> {
         match self {
-            RunCgroup::V2(group) => group.add(pid),
+            RunCgroup::V2(group) => Some(group.dir()),
+            RunCgroup::V1 { tracker, .. } => tracker.as_ref().map(|t| t.dir()),
+        }
+    }
+
+    /// Moves `pid` into the cgroup(s); `born_in_v2`: it was cloned into `v2_dir` already.
+    pub fn add(&self, pid: libc::pid_t, born_in_v2: bool) -> Result<(), String> {
+        match self {
+            RunCgroup::V2(group) if !born_in_v2 => group.add(pid),
+            RunCgroup::V2(_) => Ok(()),
             RunCgroup::V1 { limits, tracker } => {
-                if let Some(tracker) = tracker {
+                if let Some(tracker) = tracker.as_ref().filter(|_| !born_in_v2) {
                     tracker.add(pid)?;
                 }
                 limits.add(pid)
