@@ -242,7 +242,8 @@ pub fn parse(
             Long("chdir") => opts.chdir = Some(parser.value()?.into()),
             Long("env") => {
                 let var = parser.value()?;
-                if !var.to_string_lossy().contains('=') || var.to_string_lossy().starts_with('=') {
+                let bytes = var.as_encoded_bytes();
+                if bytes.first().is_none_or(|&b| b == b'=') || !bytes.contains(&b'=') {
                     return Err(UsageError(format!(
                         "--env wants K=V, not '{}'",
                         var.to_string_lossy()

@@ -138,10 +138,13 @@ impl Groups {
         let freezer = self.dir("freezer");
         if let Some(freezer) = freezer {
             let _ = write(&freezer.join("freezer.state"), "FROZEN");
+            // v1 has no change notification: poll the state with a growing pause.
+            let mut pause = std::time::Duration::from_micros(100);
             while Instant::now() < deadline
                 && read_text(&freezer.join("freezer.state")).is_some_and(|s| s.trim() == "FREEZING")
             {
-                std::thread::yield_now();
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
             }
         }
         let mut pause = std::time::Duration::from_micros(100);

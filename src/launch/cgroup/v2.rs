@@ -140,14 +140,23 @@ impl Group {
         // cgroup.kill (Linux 5.14) kills the whole subtree at once, including processes
         // forked while it runs; without it, SIGKILL what cgroup.procs lists until it is empty.
         let use_kill_file = write(&self.dir.join("cgroup.kill"), "1").is_ok();
-        while self.populated() && Instant::now() < deadline {
+        loop {
             if !use_kill_file {
                 for pid in read_procs(&self.dir) {
                     // SAFETY: plain syscall; pids come from the cgroup, all > 0.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
             }
-            wait_for_change(&self.dir.join("cgroup.events"), deadline);
+            if wait_until_empty(&self.dir, deadline) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                log::warn!(
+                    "processes in cgroup {} survived SIGKILL (uninterruptible sleep?)",
+                    self.dir.display()
+                );
+                return;
+            }
         }
     }
 
@@ -269,23 +278,31 @@ fn move_self_to_leaf(dir: &Path, level: &str, self_cgroup: &str) -> bool {
     moved
 }
 
-/// Waits until `cgroup.events` changes (the kernel signals POLLPRI) or `deadline` passes.
-fn wait_for_change(events: &Path, deadline: Instant) {
-    let Ok(file) = std::fs::File::open(events) else {
-        return;
+/// Waits for `cgroup.events` to say "populated 0": true once it does, false at the
+/// deadline or after a change that still leaves processes (the caller kills again).
+/// The kernel signals POLLPRI for any change after the file was opened, so opening before
+/// reading leaves no window in which the last exit could be missed.
+fn wait_until_empty(dir: &Path, deadline: Instant) -> bool {
+    let Ok(mut file) = std::fs::File::open(dir.join("cgroup.events")) else {
+        return read_procs(dir).is_empty();
     };
-    // The kernel reports changes after the open; reading once first arms the notification.
-    let _ = std::io::Read::read_to_end(&mut &file, &mut Vec::new());
+    let mut text = String::new();
+    if io::Read::read_to_string(&mut file, &mut text).is_err() {
+        return read_procs(dir).is_empty();
+    }
+    if text.lines().any(|l| l == "populated 0") {
+        return true;
+    }
     let left = deadline.saturating_duration_since(Instant::now());
     let mut pfd = libc::pollfd {
         fd: file.as_raw_fd(),
         events: libc::POLLPRI,
         revents: 0,
     };
-    // Short slices so a notification missed between the read and the poll costs little.
-    let ms = left.as_millis().min(50) as libc::c_int;
+    let ms = left.as_millis().min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, ms) };
+    read_key(&dir.join("cgroup.events"), "populated") == Some(0)
 }
 
 #[cfg(test)]
