@@ -174,6 +174,9 @@ fn run_sandbox(
     let sfd =
         SignalFd::new().map_err(|err| format!("cannot create a signalfd: {}", error_text(&err)))?;
     let (go_read, go_write) = sync_pipe()?;
+    // Asked before the clone: once the app runs it may own the terminal's foreground.
+    // SAFETY: plain queries on fd 0.
+    let interactive = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
     let cgroup_dir = cgroup.and_then(RunCgroup::v2_dir).and_then(open_dir);
     let flags = opts.namespaces.clone_flags();
     // SAFETY: minit is single-threaded; the child runs only `sandbox::main`, which never
@@ -199,7 +202,7 @@ fn run_sandbox(
         wait_sandbox(pid, 0);
         return Err(err);
     }
-    Ok(supervise_sandbox(&sfd, pid))
+    Ok(supervise_sandbox(&sfd, pid, interactive))
 }
 
 /// Opens a cgroup directory for `CLONE_INTO_CGROUP`; `None` falls back to cgroup.procs.
@@ -305,7 +308,11 @@ fn app_environment(opts: &RunOptions) -> Option<Vec<OsString>> {
 
 /// The monitor's loop: every signal but SIGCHLD goes to the sandbox's minit, which passes
 /// it on to the app; SIGCHLD means the sandbox may have ended.
-fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t) -> (libc::c_int, Usage) {
+///
+/// Job control: run from an interactive shell without a PID namespace, the sandbox's minit
+/// stops itself when the app is stopped (Ctrl-Z). The monitor then stops too, so the shell
+/// sees its job stop; the SIGCONT of `fg` is forwarded like any signal.
+fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t, interactive: bool) -> (libc::c_int, Usage) {
     let me = std::process::id();
     let mut batch = Vec::with_capacity(32);
     loop {
@@ -316,8 +323,14 @@ fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t) -> (libc::c_int, Usage) {
         }
         for sig in &batch {
             if sig.signo == libc::SIGCHLD {
-                if let Some(done) = wait_sandbox(pid, libc::WNOHANG) {
-                    return done;
+                match wait_sandbox(pid, libc::WNOHANG | libc::WUNTRACED) {
+                    Some(SandboxState::Ended(status, usage)) => return (status, usage),
+                    Some(SandboxState::Stopped) if interactive => {
+                        log::debug!("the sandbox stopped; stopping minit run too");
+                        // SAFETY: SIGSTOP to ourselves; execution resumes here on SIGCONT.
+                        unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+                    }
+                    _ => {}
                 }
             } else if sig.code == libc::SI_USER && sig.pid == me {
                 log::debug!("ignoring {} raised by minit itself", signal_name(sig.signo));
@@ -338,17 +351,26 @@ fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t) -> (libc::c_int, Usage) {
     }
 }
 
-/// Reaps the sandbox: `Some` once it has ended (with `flags` 0, waits for that).
-fn wait_sandbox(pid: libc::pid_t, flags: libc::c_int) -> Option<(libc::c_int, Usage)> {
+/// What `wait4` said about the sandbox.
+enum SandboxState {
+    Ended(libc::c_int, Usage),
+    Stopped,
+}
+
+/// Waits for the sandbox with `flags`; `None` when it is still running (WNOHANG).
+fn wait_sandbox(pid: libc::pid_t, flags: libc::c_int) -> Option<SandboxState> {
     loop {
         let mut status = 0;
         // SAFETY: a zeroed rusage is a valid out-parameter.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: both out-pointers are live; pid is our own child.
         let rc = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if rc == pid && libc::WIFSTOPPED(status) {
+            return Some(SandboxState::Stopped);
+        }
         if rc == pid {
             let usec = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
-            return Some((
+            return Some(SandboxState::Ended(
                 status,
                 Usage {
                     user_usec: usec(usage.ru_utime),
