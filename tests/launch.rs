@@ -849,6 +849,37 @@ fn a_cpu_burner_is_held_near_its_quota() {
 }
 
 #[test]
+fn cgroup_parent_places_the_run_and_limits_apply_on_this_host() {
+    if !need_root() {
+        return;
+    }
+    let parent = format!("minit-test-parent-{}", std::process::id());
+    let run = minit_run(&[
+        "--cgroup-parent",
+        &parent,
+        "--memory",
+        "48M",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup",
+    ]);
+    run.expect_code(0);
+    // Every hierarchy the run joined shows the parent: v1 memory (limits), and on a hybrid
+    // or v2 host the v2 line.
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("/{parent}/minit-")))
+        .collect();
+    assert!(!lines.is_empty(), "{run}");
+    // The parent stays (as docker's does); remove it for the next run.
+    for dir in ["memory", "unified", ""] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(dir).join(&parent));
+    }
+}
+
+#[test]
 fn leftovers_are_gone_and_the_cgroup_removed_after_the_run() {
     if !need_root() {
         return;

@@ -268,6 +268,50 @@ mod tests {
         assert_eq!((stats.oom_kills, stats.memory_peak), (Some(2), Some(1234)));
     }
 
+    /// The legacy path for real, on the v1 hierarchies of this host: freeze, SIGKILL, thaw,
+    /// remove. Needs root and a v1 freezer; skipped (with the reason) otherwise.
+    #[test]
+    fn legacy_kill_freezes_and_kills_for_real() {
+        // SAFETY: geteuid cannot fail.
+        let root_user = unsafe { libc::geteuid() } == 0;
+        let root = Path::new("/sys/fs/cgroup");
+        if !root_user || !root.join("freezer/cgroup.procs").exists() {
+            eprintln!("skipped: needs root and a cgroup v1 freezer");
+            return;
+        }
+        let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let limits = Limits {
+            pids: Some(50),
+            ..Limits::default()
+        };
+        let name = format!("minit-unittest-{}", std::process::id());
+        let req = Request {
+            root,
+            layout: Layout::Legacy,
+            parent: None,
+            name: &name,
+            limits: &limits,
+            self_cgroup: &self_cgroup,
+        };
+        let groups = Groups::create(&req).unwrap();
+        assert!(groups.dir("freezer").is_some() && groups.dir("pids").is_some());
+        let mut child = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
+        groups.add(child.id() as libc::pid_t).unwrap();
+        groups.kill_all(Instant::now() + std::time::Duration::from_secs(10));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert_eq!(groups.stats().pids_peak, Some(1));
+        let dirs: Vec<PathBuf> = groups.dirs.iter().map(|(_, d)| d.clone()).collect();
+        groups.remove(Instant::now() + std::time::Duration::from_secs(10));
+        for dir in dirs {
+            assert!(!dir.exists(), "{} left behind", dir.display());
+        }
+    }
+
     #[test]
     fn a_missing_hierarchy_is_named() {
         let root = TempRoot::new("v1missing");
