@@ -475,6 +475,35 @@ fn disabled_user_namespaces_name_the_sysctl() {
 }
 
 #[test]
+fn mounts_in_the_sandbox_do_not_propagate_to_the_host() {
+    if !need_root() || !have(Path::new("/usr/bin/unshare").exists(), "unshare(1)") {
+        return;
+    }
+    // A shared mount, made in a throw-away mount namespace so the host is left alone; a
+    // mount below it from a namespace that keeps propagation (unshare --propagation
+    // unchanged) shows up outside — the control — and one from minit run must not.
+    let tmp = TempDir::new("prop");
+    let dir = tmp.path().display().to_string();
+    let script = format!(
+        "mount -t tmpfs none {dir} && mount --make-shared {dir} && mkdir {dir}/a {dir}/b && \
+         \"$0\" run --mount -- mount -t tmpfs none {dir}/a && \
+         unshare -m --propagation unchanged mount -t tmpfs none {dir}/b && \
+         grep -c ' {dir}/a ' /proc/self/mountinfo; grep -c ' {dir}/b ' /proc/self/mountinfo"
+    );
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args([
+        "-m",
+        "--propagation",
+        "unchanged",
+        "sh",
+        "-c",
+        &script,
+        MINIT,
+    ]);
+    run_cmd(cmd).expect_stdout("0\n1");
+}
+
+#[test]
 fn rootfs_from_busybox_with_binds() {
     if !need_root() || !have(Path::new("/bin/busybox").exists(), "/bin/busybox") {
         return;

@@ -75,9 +75,15 @@ pub unsafe fn clone_sandbox(flags: libc::c_int, cgroup: Option<RawFd>) -> io::Re
                 let err = io::Error::last_os_error();
                 // Old kernel, or a seccomp filter that hides clone3: fall back. Anything else
                 // (EPERM for the namespaces, …) would fail the same way below, so report it.
+                // EBUSY/EOPNOTSUPP: the cgroup cannot take a process this way (not a leaf,
+                // threaded); the cgroup.procs write then says why in its own words.
                 if !matches!(
                     err.raw_os_error(),
-                    Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL)
+                    Some(libc::ENOSYS)
+                        | Some(libc::E2BIG)
+                        | Some(libc::EINVAL)
+                        | Some(libc::EBUSY)
+                        | Some(libc::EOPNOTSUPP)
                 ) {
                     return Err(err);
                 }
