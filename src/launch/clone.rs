@@ -10,6 +10,7 @@
 //! Both calls are fork-like: no CLONE_VM and no new stack, so the child runs on a copy of
 //! the parent's address space and returns from the call like `fork`.
 
+use crate::targets::Pid;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -36,7 +37,7 @@ struct CloneArgs {
 /// Where the sandbox started.
 pub enum Started {
     /// In the parent: the sandbox's pid, and whether it was born in the cgroup given.
-    Parent { pid: libc::pid_t, in_cgroup: bool },
+    Parent { pid: Pid, in_cgroup: bool },
     /// In the sandbox.
     Child,
 }
@@ -63,15 +64,9 @@ pub unsafe fn clone_sandbox(flags: libc::c_int, cgroup: Option<RawFd>) -> io::Re
                 std::mem::size_of::<CloneArgs>(),
             )
         };
-        match rc {
-            0 => return Ok(Started::Child),
-            pid if pid > 0 => {
-                return Ok(Started::Parent {
-                    pid: pid as libc::pid_t,
-                    in_cgroup: true,
-                });
-            }
-            _ => {
+        match started(rc, true) {
+            Some(started) => return Ok(started),
+            None => {
                 let err = io::Error::last_os_error();
                 // Old kernel, or a seccomp filter that hides clone3: fall back. Anything else
                 // (EPERM for the namespaces, …) would fail the same way below, so report it.
@@ -103,12 +98,14 @@ pub unsafe fn clone_sandbox(flags: libc::c_int, cgroup: Option<RawFd>) -> io::Re
             0usize,
         )
     };
-    match rc {
-        0 => Ok(Started::Child),
-        pid if pid > 0 => Ok(Started::Parent {
-            pid: pid as libc::pid_t,
-            in_cgroup: false,
-        }),
-        _ => Err(io::Error::last_os_error()),
+    started(rc, false).ok_or_else(io::Error::last_os_error)
+}
+
+/// A clone's return value as `Started`; `None` for a failure (errno says why).
+fn started(rc: libc::c_long, in_cgroup: bool) -> Option<Started> {
+    if rc == 0 {
+        return Some(Started::Child);
     }
+    let pid = Pid::new(libc::pid_t::try_from(rc).ok()?)?;
+    Some(Started::Parent { pid, in_cgroup })
 }

@@ -30,6 +30,7 @@ use crate::init::EXIT_SETUP_FAILED;
 use crate::logging::error_text;
 use crate::reap;
 use crate::signals::{InheritedSignals, SignalFd, signal_name};
+use crate::targets::{Pid, signal_process};
 use crate::units::format_size;
 use cgroup::{RunCgroup, Stats};
 use clone::Started;
@@ -197,9 +198,9 @@ fn run_sandbox(
     };
     drop(go_read);
     drop(cgroup_dir);
-    if let Err(err) = admit(opts, pid, cgroup, in_cgroup, go_write) {
+    if let Err(err) = admit(opts, pid.raw(), cgroup, in_cgroup, go_write) {
         // The sandbox sees end-of-file and exits without a word; collect it.
-        wait_sandbox(pid, 0);
+        wait_sandbox(pid.raw(), 0);
         return Err(err);
     }
     Ok(supervise_sandbox(&sfd, pid, interactive))
@@ -312,7 +313,7 @@ fn app_environment(opts: &RunOptions) -> Option<Vec<OsString>> {
 /// Job control: run from an interactive shell without a PID namespace, the sandbox's minit
 /// stops itself when the app is stopped (Ctrl-Z). The monitor then stops too, so the shell
 /// sees its job stop; the SIGCONT of `fg` is forwarded like any signal.
-fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t, interactive: bool) -> (libc::c_int, Usage) {
+fn supervise_sandbox(sfd: &SignalFd, pid: Pid, interactive: bool) -> (libc::c_int, Usage) {
     let me = std::process::id();
     let mut batch = Vec::with_capacity(32);
     loop {
@@ -323,7 +324,7 @@ fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t, interactive: bool) -> (li
         }
         for sig in &batch {
             if sig.signo == libc::SIGCHLD {
-                match wait_sandbox(pid, libc::WNOHANG | libc::WUNTRACED) {
+                match wait_sandbox(pid.raw(), libc::WNOHANG | libc::WUNTRACED) {
                     Some(SandboxState::Ended(status, usage)) => return (status, usage),
                     Some(SandboxState::Stopped) if interactive => {
                         log::debug!("the sandbox stopped; stopping minit run too");
@@ -335,9 +336,8 @@ fn supervise_sandbox(sfd: &SignalFd, pid: libc::pid_t, interactive: bool) -> (li
             } else if sig.code == libc::SI_USER && sig.pid == me {
                 log::debug!("ignoring {} raised by minit itself", signal_name(sig.signo));
             } else {
-                // SAFETY: plain syscall; pid is our child, which is not reaped yet.
-                if unsafe { libc::kill(pid, sig.signo) } != 0 {
-                    let err = io::Error::last_os_error();
+                // The sandbox is our child and not reaped yet, so its pid is still its own.
+                if let Err(err) = signal_process(pid, sig.signo) {
                     log::warn!(
                         "cannot forward {} to the sandbox: {}",
                         signal_name(sig.signo),

@@ -215,8 +215,9 @@ fn locked_flags(path: &Path) -> libc::c_ulong {
     let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
         return 0;
     };
-    // SAFETY: a zeroed statvfs is a valid out-parameter; the path is NUL-terminated.
+    // SAFETY: statvfs is plain data; all-zero is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and `st` is a live out-parameter.
     if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
         return 0;
     }

@@ -16,6 +16,7 @@ pub mod v2;
 
 use crate::launch::options::Limits;
 use crate::logging::error_text;
+use crate::targets::{Pid, signal_process};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,8 +41,9 @@ pub fn detect_layout(root: &Path) -> Result<Layout, String> {
     let magic = |path: &Path| -> io::Result<u64> {
         let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: a zeroed statfs is a valid out-parameter; the path is NUL-terminated.
+        // SAFETY: statfs is plain data; all-zero is a valid value.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: the path is NUL-terminated and `st` is a live out-parameter.
         if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -290,13 +292,22 @@ fn remove_dir(dir: &Path, deadline: Instant) {
     }
 }
 
-/// The pids listed in a `cgroup.procs` file.
-fn read_procs(dir: &Path) -> Vec<libc::pid_t> {
+/// The pids listed in a `cgroup.procs` file. A process outside minit's PID namespace is
+/// listed as 0, which `Pid` refuses: `kill(0)` would hit minit's own process group.
+fn read_procs(dir: &Path) -> Vec<Pid> {
     read_text(&dir.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
+        .filter_map(|l| Pid::new(l.trim().parse().ok()?))
         .collect()
+}
+
+/// SIGKILLs every process `cgroup.procs` lists.
+fn kill_listed(dir: &Path) {
+    for pid in read_procs(dir) {
+        // ESRCH: it ended meanwhile, which is what was wanted.
+        let _ = signal_process(pid, libc::SIGKILL);
+    }
 }
 
 /// A root-relative path joined onto a hierarchy mount.

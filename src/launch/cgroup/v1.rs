@@ -3,8 +3,8 @@
 //! killing them when no v2 tree is there to do it.
 
 use super::{
-    Request, Stats, make_dirs, make_run_dir, parent_path, read_key, read_number, read_procs,
-    read_text, remove_dir, under, write,
+    Request, Stats, kill_listed, make_dirs, make_run_dir, parent_path, read_key, read_number,
+    read_procs, read_text, remove_dir, under, write,
 };
 use crate::launch::cgroup::Layout;
 use crate::launch::options::{CPU_PERIOD_US, Limits, SwapLimit};
@@ -149,14 +149,10 @@ impl Groups {
         }
         let mut pause = std::time::Duration::from_micros(100);
         while Instant::now() < deadline {
-            let left = read_procs(dir);
-            if left.is_empty() {
+            if read_procs(dir).is_empty() {
                 break;
             }
-            for pid in left {
-                // SAFETY: plain syscall; pids come from the cgroup, all > 0.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            kill_listed(dir);
             if let Some(freezer) = freezer {
                 let _ = write(&freezer.join("freezer.state"), "THAWED");
             }

@@ -7,8 +7,8 @@
 //! top-down, from the root to the parent, and only those the limits need.
 
 use super::{
-    Request, Stats, make_dirs, make_run_dir, own_path, parent_path, read_key, read_number,
-    read_procs, read_text, remove_dir, under, write,
+    Request, Stats, kill_listed, make_dirs, make_run_dir, own_path, parent_path, read_key,
+    read_number, read_procs, read_text, remove_dir, under, write,
 };
 use crate::launch::options::{CPU_PERIOD_US, Limits, SwapLimit};
 use crate::logging::error_text;
@@ -142,10 +142,7 @@ impl Group {
         let use_kill_file = write(&self.dir.join("cgroup.kill"), "1").is_ok();
         loop {
             if !use_kill_file {
-                for pid in read_procs(&self.dir) {
-                    // SAFETY: plain syscall; pids come from the cgroup, all > 0.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
+                kill_listed(&self.dir);
             }
             if wait_until_empty(&self.dir, deadline) {
                 return;
@@ -262,7 +259,7 @@ fn move_self_to_leaf(dir: &Path, level: &str, self_cgroup: &str) -> bool {
         return false;
     }
     let me = std::process::id() as libc::pid_t;
-    if read_procs(dir) != [me] {
+    if read_procs(dir).iter().map(|p| p.raw()).ne([me]) {
         return false;
     }
     let leaf = dir.join(MONITOR_LEAF);
