@@ -1015,10 +1015,15 @@ case "$rc $out" in "0 0::/solo/minit-"*) ok solo-leaf "$out" ;; *) fail solo-lea
 # 9. namespaces work as PID 1's grandchild too
 out=$(/minit run --pid --uts --hostname vm-box --net -- sh -c 'hostname; ps -o pid= | wc -l; cat /proc/net/dev | tail -n +3 | wc -l')
 [ "$(echo $out)" = "vm-box 4 1" ] && ok namespaces "$(echo $out)" || fail namespaces "$(echo $out)"
+# 10. a user namespace and a cgroup namespace, cloned straight into the run's cgroup
+out=$(/minit run --user --pid --memory 16M -- sh -c 'id -u; sed -n "s/^0:://p" /proc/self/cgroup')
+case "$(echo $out)" in "0 /minit-"*) ok userns-cgroup "$(echo $out)" ;; *) fail userns-cgroup "$(echo $out)" ;; esac
+out=$(/minit run --cgroupns --memory 16M -- cat /proc/self/cgroup)
+[ "$out" = "0::/" ] && ok cgroupns "$out" || fail cgroupns "$out"
 echo "vm-launch: done"
 "#;
 
-const VM_CHECKS: [&str; 14] = [
+const VM_CHECKS: [&str; 16] = [
     "limits",
     "oom-exit",
     "oom-line",
@@ -1033,6 +1038,8 @@ const VM_CHECKS: [&str; 14] = [
     "busy-parent",
     "solo-leaf",
     "namespaces",
+    "userns-cgroup",
+    "cgroupns",
 ];
 
 /// A static build of this tree (`cargo build --release --target x86_64-unknown-linux-musl`
