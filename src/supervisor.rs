@@ -98,7 +98,10 @@ fn forward(app: &App, signo: i32, info: Option<&Received>) {
     if target_sig == libc::SIGCONT && app.job_control {
         give_terminal(app);
     }
-    let result = if app.kill_group {
+    // After a job-control stop the whole group was stopped (Ctrl-Z stops the foreground
+    // group), so the whole group must be continued, or the app's own children stay stopped.
+    let whole_group = app.kill_group || (target_sig == libc::SIGCONT && app.job_control);
+    let result = if whole_group {
         targets::signal_group(app.pid, target_sig)
     } else {
         match info {
