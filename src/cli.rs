@@ -132,6 +132,8 @@ usage:
   minit [OPTIONS] [--] APP [ARGS...]     run APP under minit (entrypoint, --init, subreaper)
   minit run [OPTIONS] -- APP [ARGS...]   run APP in new namespaces and a cgroup (minit run --help)
   minit pause                            hold namespaces and reap orphans, with no app
+  minit pod [RUN OPTIONS]                new pid/net/ipc/uts namespaces with minit pause as
+                                         PID 1; prints its pid for minit run --join PID
 
 options (init mode; option parsing stops at APP):
   -g, --group              send signals to APP's process group, not only APP
@@ -189,6 +191,12 @@ pub fn parse(
 ) -> Result<Mode, UsageError> {
     match args.first().and_then(|a| a.to_str()) {
         Some("run") => return Ok(Mode::Run(args[1..].to_vec())),
+        // `minit pod [OPTIONS]` is `minit run --pod [OPTIONS]`.
+        Some("pod") => {
+            let mut run = vec![OsString::from("--pod")];
+            run.extend_from_slice(&args[1..]);
+            return Ok(Mode::Run(run));
+        }
         Some("pause") => return parse_pause(args[1..].to_vec(), env),
         _ => {}
     }

@@ -203,6 +203,11 @@ fn run_sandbox(
         wait_sandbox(pid.raw(), 0);
         return Err(err);
     }
+    if opts.pod {
+        // The pod's pid, for `minit run --join`: the one line on stdout.
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{}", pid.raw()).and_then(|()| out.flush());
+    }
     Ok(supervise_sandbox(&sfd, pid, interactive))
 }
 
@@ -274,6 +279,7 @@ fn sandbox_plan(opts: &RunOptions, inherited: InheritedSignals) -> sandbox::Plan
         cap_drop: opts.cap_drop.clone(),
         no_new_privs: opts.no_new_privs,
         inherited,
+        pause: opts.pod,
     }
 }
 

@@ -32,6 +32,9 @@ namespaces (letters as unshare(1)):
   -C, --cgroupns           new cgroup namespace
       --all                pid, mount, uts, ipc, net and cgroupns (and user when not root)
       --join PID           enter the namespaces of running process PID instead
+      --pod                no APP: make pid, net, ipc and uts namespaces (plus any asked
+                           for) with `minit pause` as their PID 1, print its pid, and
+                           stay until it ends (`minit pod [OPTIONS]` is the same)
       --hostname NAME      hostname inside (needs --uts)
       --map-user UID:GID   with --user: map the caller to UID:GID instead of 0:0
 
@@ -173,6 +176,9 @@ pub struct RunOptions {
     pub grace: Duration,
     pub leftovers: LeftoverPolicy,
     pub verbosity: Verbosity,
+    /// `--pod` (`minit pod`): no app; PID 1 of new pid, net, ipc and uts namespaces is
+    /// `minit pause`, and the monitor prints its pid for `minit run --join`.
+    pub pod: bool,
 }
 
 /// What `minit run` was asked to do.
@@ -206,6 +212,7 @@ pub fn parse(
         grace: cli::DEFAULT_GRACE,
         leftovers: LeftoverPolicy::Terminate,
         verbosity: cli::base_verbosity(env)?,
+        pod: false,
     };
     let mut all = false;
     let mut parser = lexopt::Parser::from_args(args);
@@ -222,6 +229,7 @@ pub fn parse(
             Short('U') | Long("user") => ns.user = true,
             Short('C') | Long("cgroupns") => ns.cgroup = true,
             Long("all") => all = true,
+            Long("pod") => opts.pod = true,
             Long("join") => opts.join = Some(parse_pid(&value(&mut parser)?)?),
             Long("hostname") => opts.hostname = Some(parse_hostname(&value(&mut parser)?)?),
             Long("map-user") => opts.map_user = Some(parse_id_pair(&value(&mut parser)?)?),
@@ -279,7 +287,15 @@ pub fn parse(
             _ => return Err(arg.unexpected().into()),
         }
     }
-    if opts.command.is_empty() {
+    if opts.pod {
+        if !opts.command.is_empty() {
+            return Err(UsageError(
+                "a pod takes no command: its PID 1 is minit pause; start apps in it with minit run --join PID".into(),
+            ));
+        }
+        let ns = &mut opts.namespaces;
+        (ns.pid, ns.net, ns.ipc, ns.uts) = (true, true, true, true);
+    } else if opts.command.is_empty() {
         return Err(UsageError("no command given".into()));
     }
     if all {

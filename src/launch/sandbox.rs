@@ -15,6 +15,7 @@ use crate::init::{self, EXIT_SETUP_FAILED};
 use crate::launch::namespaces::{self, JoinTarget};
 use crate::launch::{caps, mounts, options::MountSpec};
 use crate::logging::error_text;
+use crate::pause;
 use crate::signals::InheritedSignals;
 use std::ffi::OsString;
 use std::io;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub cap_drop: Vec<u32>,
     pub no_new_privs: bool,
     pub inherited: InheritedSignals,
+    /// `minit pod`: PID 1 is `minit pause` instead of minit with an app.
+    pub pause: bool,
 }
 
 /// Runs in the cloned process; never returns.
@@ -51,6 +54,7 @@ pub fn main(plan: &Plan, join: Option<&JoinTarget>, go: OwnedFd) -> ! {
     }
     drop(go);
     let code = match build(plan, join) {
+        Ok(()) if plan.pause => pause::exec_pause(plan.init.verbosity.raise),
         Ok(()) => init::run_app(&plan.init, plan.env.as_deref(), plan.inherited),
         Err(msg) => {
             log::error!("{msg}");
