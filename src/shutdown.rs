@@ -107,15 +107,9 @@ fn reap_all(warn_on_reap: bool) -> Children {
     reap::reap_children(false, |event| {
         if let reap::ChildEvent::Ended { pid, status } = event {
             if warn_on_reap {
-                log::warn!(
-                    "reaped leftover pid {pid}, which {}",
-                    reap::describe(status)
-                );
+                log::warn!("reaped leftover pid {pid} ({})", reap::describe(status));
             } else {
-                log::debug!(
-                    "reaped leftover pid {pid}, which {}",
-                    reap::describe(status)
-                );
+                log::debug!("reaped leftover pid {pid} ({})", reap::describe(status));
             }
         }
     })

@@ -75,9 +75,9 @@ fn on_child_event(
         }
         ChildEvent::Ended { pid, status } => {
             if warn_on_reap {
-                log::warn!("reaped orphan pid {pid}, which {}", reap::describe(status));
+                log::warn!("reaped orphan pid {pid} ({})", reap::describe(status));
             } else {
-                log::debug!("reaped orphan pid {pid}, which {}", reap::describe(status));
+                log::debug!("reaped orphan pid {pid} ({})", reap::describe(status));
             }
         }
         ChildEvent::Stopped { pid, signal } if pid == app.pid.raw() && app.job_control => {
