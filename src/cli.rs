@@ -79,6 +79,9 @@ pub struct InitOptions {
     pub grace: Duration,
     pub leftovers: LeftoverPolicy,
     pub verbosity: Verbosity,
+    /// As the machine's init (PID 1 of the initial PID namespace), reboot rather than power
+    /// off when the app has ended (`--reboot`).
+    pub reboot: bool,
 }
 
 /// A mapping of signal numbers (identity unless rewritten). `None` drops the signal.
@@ -149,6 +152,9 @@ options (init mode; option parsing stops at APP):
                            term (SIGTERM, grace, SIGKILL; default), wait (until they exit),
                            exit (at once)
   -w, --warn-on-reap       log every orphan reaped
+      --reboot             as PID 1 of a whole machine (VM), reboot instead of powering off
+                           when APP has ended (minit always syncs and powers off there, as
+                           exiting would make the kernel panic)
   -s, --subreaper          accepted for tini compatibility (minit becomes a subreaper by itself
                            when it is not PID 1)
   -v, --verbose            more log output (repeatable)
@@ -217,6 +223,7 @@ pub fn parse(
             None => LeftoverPolicy::Terminate,
         },
         verbosity: base_verbosity(env)?,
+        reboot: false,
     };
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
@@ -227,6 +234,7 @@ pub fn parse(
             Short('s') | Long("subreaper") => {}
             Short('g') | Long("group") => opts.kill_group = true,
             Short('w') | Long("warn-on-reap") => opts.warn_on_reap = true,
+            Long("reboot") => opts.reboot = true,
             Short('v') | Long("verbose") => opts.verbosity.raise += 1,
             Short('e') | Long("success") => {
                 let text = string_value(&mut parser)?;

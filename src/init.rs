@@ -43,6 +43,7 @@ pub fn run_app(opts: &InitOptions, env: Option<&[OsString]>, inherited: Inherite
     let spawn_opts = SpawnOptions {
         inherited,
         take_terminal,
+        app_death_signal: opts.parent_death_signal,
     };
     let raw_pid = match spawn::spawn_app(&cmd, &spawn_opts) {
         Ok(pid) => pid,

@@ -9,6 +9,7 @@ pub mod init;
 pub mod launch;
 pub mod logging;
 pub mod pause;
+pub mod poweroff;
 pub mod reap;
 pub mod shutdown;
 pub mod signals;
@@ -53,7 +54,14 @@ pub fn run(args: Vec<OsString>) -> u8 {
         Mode::License => print(LICENSE),
         Mode::Init(opts) => {
             logging::init(&opts.verbosity);
-            init::run_app(&opts, None, inherited)
+            let code = init::run_app(&opts, None, inherited);
+            let ending = if opts.reboot {
+                poweroff::Ending::Reboot
+            } else {
+                poweroff::Ending::PowerOff
+            };
+            poweroff::end_machine_if_init(code, ending);
+            code
         }
         Mode::Pause(verbosity) => {
             logging::init(&verbosity);

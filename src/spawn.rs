@@ -36,6 +36,10 @@ pub struct SpawnOptions {
     /// minit's stdin is a terminal and minit is in its foreground: the app's process group
     /// takes the terminal, so Ctrl-C and Ctrl-Z reach it.
     pub take_terminal: bool,
+    /// `-p`: the app gets this signal when minit dies (PR_SET_PDEATHSIG), so a minit killed
+    /// by SIGKILL does not leave the app running as an orphan. (The kernel clears it when the
+    /// app execs a set-user-ID program.)
+    pub app_death_signal: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -145,6 +149,8 @@ pub fn spawn_app(cmd: &AppCommand, opts: &SpawnOptions) -> Result<libc::pid_t, S
         None => unsafe { environ },
     };
 
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: minit is single-threaded, so the child is a full copy with no lock held by
     // another thread; it then runs only `exec_child`, which makes raw syscalls.
     let pid = unsafe { libc::fork() };
@@ -158,7 +164,7 @@ pub fn spawn_app(cmd: &AppCommand, opts: &SpawnOptions) -> Result<libc::pid_t, S
     if pid == 0 {
         let error_fd = if have_pipe { pipe_fds[1] } else { -1 };
         // SAFETY: all pointers were built before fork and stay valid in the child's copy.
-        unsafe { exec_child(&candidates, argv.as_ptr(), envp, opts, error_fd) }
+        unsafe { exec_child(&candidates, argv.as_ptr(), envp, opts, parent, error_fd) }
     }
 
     // Also set the group from the parent, as shells do, so a signal to the group cannot
@@ -220,6 +226,7 @@ unsafe fn exec_child(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     opts: &SpawnOptions,
+    parent: libc::pid_t,
     error_fd: i32,
 ) -> ! {
     // SAFETY (whole function): raw syscalls on this process only, with pointers prepared
@@ -232,6 +239,15 @@ unsafe fn exec_child(
         }
         if opts.inherited.sigchld_ignored {
             signals::set_disposition(libc::SIGCHLD, libc::SIG_IGN);
+        }
+        if let Some(sig) = opts.app_death_signal {
+            libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+            // minit died before the prctl: the signal will never come, so act now (it is
+            // still blocked here and delivered when the mask is restored below, unless the
+            // caller's mask blocks it too, in which case the app gets it pending).
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), sig);
+            }
         }
         let _ = signals::set_mask(opts.inherited.mask);
 

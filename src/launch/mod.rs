@@ -264,6 +264,7 @@ fn sandbox_plan(opts: &RunOptions, inherited: InheritedSignals) -> sandbox::Plan
             grace: opts.grace,
             leftovers: opts.leftovers,
             verbosity: opts.verbosity.clone(),
+            reboot: false,
         },
         env: app_environment(opts),
         hostname: opts.hostname.clone(),
