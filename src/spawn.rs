@@ -142,6 +142,13 @@ pub fn spawn_app(cmd: &AppCommand, opts: &SpawnOptions) -> Result<libc::pid_t, S
     let mut pipe_fds = [-1; 2];
     // SAFETY: pipe_fds has room for the two descriptors.
     let have_pipe = unsafe { libc::pipe2(pipe_fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0;
+    if !have_pipe {
+        let err = io::Error::last_os_error();
+        log::warn!(
+            "cannot create the exec-error pipe ({}): the app still starts, but a failed exec shows only as exit status 127/126",
+            crate::logging::error_text(&err)
+        );
+    }
 
     // SAFETY: `environ` is the process's environment, read before fork while it is stable.
     let envp: *const *const libc::c_char = match &envp_storage {
