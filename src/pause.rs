@@ -34,8 +34,10 @@ pub fn run() -> u8 {
     fds::release_pins(sfd.raw());
     // SAFETY: getpid cannot fail.
     log::info!("pausing as pid {}", unsafe { libc::getpid() });
-    // Children may have ended before the signalfd existed; their SIGCHLD is pending and
-    // reported by the first read, so nothing is missed.
+    // Zombies may have been handed over before any SIGCHLD could reach the signalfd: a
+    // process that forked children and then exec'd `minit pause` keeps them, but their
+    // SIGCHLDs were discarded by the old image. Reap once now; later ones arrive as SIGCHLD.
+    reap_orphans();
     let mut batch = Vec::with_capacity(32);
     loop {
         batch.clear();
