@@ -921,3 +921,96 @@ fn orphans_are_reaped_promptly_by_the_subreaper() {
     assert_eq!(out.stdout.trim(), "zombies 0", "{}", out.context());
     let _ = Duration::ZERO;
 }
+
+/// Opens a pty and starts `program args` as a session leader on it; returns the child, the
+/// master and a buffer collecting everything written to the terminal.
+fn start_on_pty(
+    program: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::fs::File,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    // SAFETY: openpty writes two fds; null name/termios/winsize are allowed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: setsid, ioctl and dup2 are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            libc::dup2(slave, 0);
+            libc::dup2(slave, 1);
+            libc::dup2(slave, 2);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    // SAFETY: closing our copy of the slave.
+    unsafe { libc::close(slave) };
+    // SAFETY: the master fd is ours from here on.
+    let term = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master) };
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = output.clone();
+    let mut reader = term.try_clone().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, term, output)
+}
+
+#[test]
+fn ctrl_z_and_fg_under_an_interactive_shell() {
+    // bash with job control on a pty runs minit as a foreground job. Ctrl-Z stops the app;
+    // minit must stop too, or bash would wait forever for a job that never stops. `fg`
+    // continues minit, which continues the app's group and hands it the terminal back.
+    if !util::require(util::have("bash"), "needs bash for an interactive shell") {
+        return;
+    }
+    let (mut shell, mut term, output) = start_on_pty("bash", &["--norc", "--noprofile", "-i"]);
+    let wait_for = |needle: &str| {
+        util::poll(|| output.lock().unwrap().contains(needle).then_some(())).unwrap_or_else(|| {
+            panic!("no {needle:?} on the terminal:\n{}", output.lock().unwrap())
+        });
+    };
+    use std::io::Write;
+    let app = "import signal,sys\nsignal.signal(signal.SIGINT, lambda *a: (print('got ' + 'SIGINT', flush=True), sys.exit(3)))\nprint('app ' + 'ready', flush=True)\nwhile True: signal.pause()";
+    let line = format!("MINIT_LOG=debug {} python3 -c \"{app}\"\n", util::minit());
+    term.write_all(line.as_bytes()).unwrap();
+    wait_for("app ready");
+    term.write_all(b"\x1a").unwrap();
+    wait_for("Stopped");
+    let seen = output.lock().unwrap().matches("python3").count();
+    term.write_all(b"fg\n").unwrap();
+    // bash echoes the job's command line when it resumes it.
+    util::poll(|| (output.lock().unwrap().matches("python3").count() > seen).then_some(()))
+        .expect("fg resumed the job");
+    term.write_all(b"\x03").unwrap();
+    wait_for("got SIGINT");
+    term.write_all(b"echo \"status=$?\"\n").unwrap();
+    wait_for("status=3");
+    term.write_all(b"exit\n").unwrap();
+    let _ = shell.wait();
+}
