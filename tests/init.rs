@@ -604,7 +604,7 @@ fn leftover_policies_wait_and_exit() {
             "exit",
             "sh",
             "-c",
-            "sleep 1000 >/dev/null & echo $!; exit 4",
+            "sleep 1000 >/dev/null 2>&1 & echo $!; exit 4",
         ],
     ));
     assert_eq!(out.code(), 4);
