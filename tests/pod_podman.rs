@@ -22,13 +22,12 @@ fn harness() -> Command {
 }
 
 fn podman(args: &[&str]) -> Output {
-    let out = harness()
+    harness()
         .arg("podman")
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("run podman.sh");
-    out
+        .expect("run podman.sh")
 }
 
 fn text(out: &Output) -> String {
