@@ -40,6 +40,11 @@ pub fn supervise(sfd: &SignalFd, app: &App, pending: &[i32], warn_on_reap: bool)
         }
         let mut app_status = None;
         for sig in &batch {
+            if app_status.is_some() {
+                // The app is reaped: its pid may already belong to someone else, so nothing
+                // more is sent to it. Leftovers are the shutdown's business.
+                break;
+            }
             if sig.signo == libc::SIGCHLD {
                 reap::reap_children(app.job_control, |event| {
                     on_child_event(app, event, warn_on_reap, &mut app_status)
