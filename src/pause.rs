@@ -32,6 +32,7 @@ pub fn run() -> u8 {
     // A pause lives as long as its pod: it must pin no directory (a mount could never be
     // unmounted) and hold no pipe or socket of whoever started it open.
     fds::release_pins(sfd.raw());
+    name_after_exec();
     // SAFETY: getpid cannot fail.
     log::info!("pausing as pid {}", unsafe { libc::getpid() });
     // Zombies may have been handed over before any SIGCHLD could reach the signalfd: a
@@ -79,6 +80,15 @@ fn become_reaper() {
             "neither PID 1 nor a subreaper (cannot become one: {}): orphans will not be reaped by this pause",
             error_text(&err)
         );
+    }
+}
+
+/// An exec of `/proc/self/exe` (`exec_pause`) names the process `exe`, which `ps -e`,
+/// `pgrep minit` and busybox's `ps` (`{exe} minit pause`) then show; give it its name back.
+fn name_after_exec() {
+    if std::fs::read("/proc/self/comm").is_ok_and(|comm| comm == b"exe\n") {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"minit".as_ptr(), 0, 0, 0) };
     }
 }
 
