@@ -178,6 +178,23 @@ exit status: APP's exit code; 128+N if APP died from signal N; 126 APP not runna
 #[derive(Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
+impl UsageError {
+    /// The message as one printable line: control characters the user typed (a newline in
+    /// `--cgroup-parent 'a\nb'`) are shown escaped, never written raw.
+    pub fn line(&self) -> String {
+        self.0
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+}
+
 impl From<lexopt::Error> for UsageError {
     fn from(e: lexopt::Error) -> UsageError {
         UsageError(e.to_string())

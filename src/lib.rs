@@ -18,7 +18,7 @@ pub mod supervisor;
 pub mod targets;
 pub mod units;
 
-use cli::{Mode, UsageError};
+use cli::Mode;
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -43,8 +43,8 @@ pub fn run(args: Vec<OsString>) -> u8 {
     };
     let mode = match cli::parse(args, &|name| std::env::var_os(name)) {
         Ok(mode) => mode,
-        Err(UsageError(msg)) => {
-            let _ = writeln!(std::io::stderr(), "minit: {msg}; {}", cli::USAGE);
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "minit: {}; {}", err.line(), cli::USAGE);
             return 2;
         }
     };

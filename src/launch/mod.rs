@@ -25,7 +25,7 @@ pub mod options;
 pub mod report;
 mod sandbox;
 
-use crate::cli::{InitOptions, SignalMap, UsageError};
+use crate::cli::{InitOptions, SignalMap};
 use crate::init::EXIT_SETUP_FAILED;
 use crate::logging::error_text;
 use crate::reap;
@@ -51,8 +51,13 @@ pub fn main(args: Vec<OsString>, inherited: InheritedSignals) -> u8 {
             let _ = io::stdout().write_all(options::HELP.as_bytes());
             return 0;
         }
-        Err(UsageError(msg)) => {
-            let _ = writeln!(io::stderr(), "minit: run: {msg}; {}", options::USAGE);
+        Err(err) => {
+            let _ = writeln!(
+                io::stderr(),
+                "minit: run: {}; {}",
+                err.line(),
+                options::USAGE
+            );
             return 2;
         }
     };

@@ -49,14 +49,15 @@ pub fn set_up(plan: &Plan) -> Result<(), String> {
     })?;
     // pivot_root needs the new root to be a mount point.
     bind(&root, &root, false)?;
+    let proc = inside(&root, Path::new("/proc"))?;
     if plan.fresh_proc {
-        mount_proc(&root.join("proc"))?;
+        mount_proc(&proc)?;
     } else {
         // Without a new PID namespace the host's /proc is the truthful one.
-        bind(Path::new("/proc"), &root.join("proc"), false)?;
+        bind(Path::new("/proc"), &proc, false)?;
     }
-    build_dev(&root.join("dev"))?;
-    mount_tmpfs(&root.join("tmp"), "mode=1777")?;
+    build_dev(&inside(&root, Path::new("/dev"))?)?;
+    mount_tmpfs(&inside(&root, Path::new("/tmp"))?, "mode=1777")?;
     apply_user_mounts(&root, plan.mounts)?;
     enter_root(&root)
 }
@@ -69,21 +70,72 @@ fn apply_user_mounts(root: &Path, mounts: &[MountSpec]) -> Result<(), String> {
                 target,
                 read_only,
             } => {
-                let target = inside(root, target);
+                let target = inside(root, target)?;
                 make_mount_point(source, &target)?;
                 bind(source, &target, *read_only)?;
             }
             MountSpec::Tmpfs { target } => {
-                mount_tmpfs(&inside(root, target), "mode=755")?;
+                mount_tmpfs(&inside(root, target)?, "mode=755")?;
             }
         }
     }
     Ok(())
 }
 
-/// `target` (absolute, inside the sandbox) as a path under `root`.
-fn inside(root: &Path, target: &Path) -> PathBuf {
-    root.join(target.strip_prefix("/").unwrap_or(target))
+/// `target` (absolute, inside the sandbox) as a path under `root`, with every symlink on
+/// the way resolved as the sandbox will see it: an absolute link starts again at `root` and
+/// `..` stops there, as openat2's RESOLVE_IN_ROOT does (Linux 5.6+; done by hand here). So
+/// a rootfs whose `/mnt` is a symlink to a host directory cannot make minit create a mount
+/// point or mount anything on the host. Components that do not exist yet are kept, to be
+/// created. (A rootfs changed by someone else while minit sets it up is not defended
+/// against: the result is checked, not held open.)
+fn inside(root: &Path, target: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    // Still to walk, last component first.
+    let mut pending: Vec<PathBuf> = Vec::new();
+    let push_all = |pending: &mut Vec<PathBuf>, path: &Path| {
+        for part in path.components().rev() {
+            match part {
+                Component::Normal(name) => pending.push(PathBuf::from(name)),
+                Component::ParentDir => pending.push(PathBuf::from("..")),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push_all(&mut pending, target);
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part.as_os_str() == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = root.join(&resolved).join(&part);
+        let is_link = fs::symlink_metadata(&candidate).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            resolved.push(part);
+            continue;
+        }
+        links += 1;
+        let link = fs::read_link(&candidate).map_err(|err| {
+            format!(
+                "cannot read the link {}: {}",
+                candidate.display(),
+                error_text(&err)
+            )
+        })?;
+        if links > 40 {
+            return Err(format!(
+                "cannot resolve {} in the root: too many levels of symbolic links",
+                target.display()
+            ));
+        }
+        if link.is_absolute() {
+            resolved = PathBuf::new();
+        }
+        push_all(&mut pending, &link);
+    }
+    Ok(root.join(resolved))
 }
 
 /// A fresh procfs; as PID 1 of the new PID namespace it shows only the sandbox.
@@ -335,13 +387,32 @@ mod tests {
     #[test]
     fn targets_stay_under_the_root() {
         assert_eq!(
-            inside(Path::new("/new"), Path::new("/data/x")),
-            PathBuf::from("/new/data/x")
+            inside(Path::new("/nonexistent-root"), Path::new("/data/x")),
+            Ok(PathBuf::from("/nonexistent-root/data/x"))
         );
         assert_eq!(
             inside(Path::new("/"), Path::new("/tmp")),
-            PathBuf::from("/tmp")
+            Ok(PathBuf::from("/tmp"))
         );
+    }
+
+    #[test]
+    fn symlinks_in_the_root_resolve_inside_it() {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("minit-inside-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("usr/lib")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../../etc", root.join("rel")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        let at = |t: &str| inside(&root, Path::new(t));
+        assert_eq!(at("/abs/x"), Ok(root.join("etc/x")));
+        assert_eq!(at("/rel/x"), Ok(root.join("etc/x")));
+        assert_eq!(at("/lib/x"), Ok(root.join("usr/lib/x")));
+        assert_eq!(at("/../../x"), Ok(root.join("x")));
+        assert!(at("/loop/x").unwrap_err().contains("symbolic links"));
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
