@@ -335,7 +335,7 @@ fn without_proc_leftovers_end_through_the_apps_group() {
 /// intermediate parent the test can kill. Prints `parent P`, `minit M`, `reaped PID how`
 /// lines, then `done` when it has no children left.
 const HARNESS: &str = r#"
-import ctypes, os, sys
+import ctypes, os, signal, sys
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
 via_parent = sys.argv[1] == "via-parent"
 argv = sys.argv[2:]
@@ -353,7 +353,7 @@ if via_parent:
         os.write(w, str(m).encode())
         os.close(w)
         while True:
-            os.pause()
+            signal.pause()
     os.close(w)
     m = int(os.read(r, 32))
     say(f"parent {parent}")
