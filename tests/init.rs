@@ -558,7 +558,9 @@ fn leftovers_that_ignore_sigterm_are_killed_after_the_grace() {
                 "1s",
                 "sh",
                 "-c",
-                "(trap '' TERM; exec sleep 1000) & echo bg $!; exit 5",
+                // The sleep is forked with SIGTERM already ignored (an inherited SIG_IGN),
+                // so the app cannot exit before the leftover ignores SIGTERM.
+                "bg=$(sh -c 'trap \"\" TERM; sleep 1000 >/dev/null 2>&1 & echo $!'); echo bg $bg; exit 5",
             ],
         ));
         let bg: i32 = r
