@@ -306,7 +306,7 @@ fn without_proc_leftovers_end_through_the_apps_group() {
     // namespace `kill(-1)` needs no /proc either.
     for mode in MODES {
         let inner = format!(
-            "umount -l /proc && [ ! -e /proc/self ] && exec {} sh -c 'sleep 1000 & echo leftover; exit 3'",
+            "umount -l /proc && [ ! -e /proc/self ] && exec {} --grace 60s sh -c 'sleep 1000 & echo leftover; exit 3'",
             minit()
         );
         let mut cmd = Command::new("unshare");
@@ -320,9 +320,10 @@ fn without_proc_leftovers_end_through_the_apps_group() {
         assert_eq!(out.code(), 3, "{mode:?}\n{}", out.context());
         assert_eq!(out.stdout.trim(), "leftover", "{}", out.context());
         assert_no_panic(&out.stderr);
-        // SIGTERM ends the sleep at once: well within the default grace of 3 s.
+        // SIGTERM reached the sleep: it ended long before the grace period would run out
+        // (a sleep missed by SIGTERM would hold minit for the whole 60 s).
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(3),
+            started.elapsed() < std::time::Duration::from_secs(30),
             "{mode:?} took {:?}\n{}",
             started.elapsed(),
             out.context()
@@ -377,9 +378,20 @@ struct Harness {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // On a failed assertion, do not leave the harness (and what it adopted) holding the
+        // test's pipes: kill the whole group it leads.
+        // SAFETY: plain kill of the process group this test created.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
 impl Harness {
     fn start(via_parent: bool, minit_args: &[&str]) -> Harness {
         let mut child = Command::new("python3")
+            .process_group(0)
             .args(["-c", HARNESS])
             .arg(if via_parent { "via-parent" } else { "direct" })
             .arg(minit())
