@@ -63,11 +63,18 @@ pub fn run(args: Vec<OsString>) -> u8 {
             poweroff::end_machine_if_init(code, ending);
             code
         }
+        // As the machine's init these end the machine too, never by exiting into a panic.
         Mode::Pause(verbosity) => {
             logging::init(&verbosity);
-            pause::run()
+            let code = pause::run();
+            poweroff::end_machine_if_init(code, poweroff::Ending::PowerOff);
+            code
         }
-        Mode::Run(args) => launch::main(args, inherited),
+        Mode::Run(args) => {
+            let code = launch::main(args, inherited);
+            poweroff::end_machine_if_init(code, poweroff::Ending::PowerOff);
+            code
+        }
     }
 }
 
