@@ -6,15 +6,20 @@ use std::time::Duration;
 /// The longest duration accepted anywhere (a day): beyond it a value is a typo.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
-/// Parses `1.5s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("'{text}' is not a duration (e.g. 3s, 500ms, 2m; at most 24h)");
+/// Splits `1.5G` into the number and its unit (`1.5`, `"G"`); `None` if no number leads.
+fn split_number(text: &str) -> Option<(f64, &str)> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
+    Some((number.parse().ok()?, unit))
+}
+
+/// Parses `1.5s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("'{text}' is not a duration (e.g. 3s, 500ms, 2m; at most 24h)");
+    let (value, unit) = split_number(text).ok_or_else(bad)?;
     let scale = match unit {
         "" | "s" => 1.0,
         "ms" => 0.001,
@@ -33,12 +38,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a byte size: `1048576`, `64M`, `64MiB`, `1.5G`, `512k`. Binary units (K = 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let bad = || format!("'{text}' is not a size (e.g. 64M, 1.5G, 512K)");
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
+    let (value, unit) = split_number(text).ok_or_else(bad)?;
     let unit = unit.to_ascii_uppercase();
     let unit = unit
         .strip_suffix("IB")

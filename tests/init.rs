@@ -522,26 +522,33 @@ fn leftovers_are_terminated_and_the_apps_status_kept() {
                 "30s",
                 "sh",
                 "-c",
-                "sleep 1000 & echo bg $!; setsid sleep 1001 & echo ready; exit 7",
+                "sleep 1000 & echo bg $!; setsid sleep 1001 & echo daemon $!; exit 7",
             ],
         ));
-        let bg: i32 = r
-            .wait_stdout("bg", |l| l.starts_with("bg "))
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let bg = pid_after(&r.wait_stdout("bg", |l| l.starts_with("bg ")));
+        let daemon = pid_after(&r.wait_stdout("daemon", |l| l.starts_with("daemon ")));
+        let started = std::time::Instant::now();
         let out = r.finish();
         assert_eq!(out.code(), 7, "{mode:?}\n{}", out.context());
         if mode == Mode::Subreaper {
             assert!(!util::process_exists(bg), "leftover {bg} survived");
+            assert!(
+                !util::process_exists(daemon),
+                "setsid'd leftover {daemon} survived"
+            );
         }
+        // Both die on SIGTERM at once; minit must not sit out the 30 s grace.
         assert!(
-            out.status.code().is_some(),
-            "the wait ended early rather than at the grace deadline"
+            started.elapsed() < Duration::from_secs(30),
+            "minit waited out the grace period\n{}",
+            out.context()
         );
     }
+}
+
+/// The pid in a line like "bg 1234".
+fn pid_after(line: &str) -> i32 {
+    line.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -563,13 +570,7 @@ fn leftovers_that_ignore_sigterm_are_killed_after_the_grace() {
                 "bg=$(sh -c 'trap \"\" TERM; sleep 1000 >/dev/null 2>&1 & echo $!'); echo bg $bg; exit 5",
             ],
         ));
-        let bg: i32 = r
-            .wait_stdout("bg", |l| l.starts_with("bg "))
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let bg = pid_after(&r.wait_stdout("bg", |l| l.starts_with("bg ")));
         let out = r.finish();
         assert_eq!(out.code(), 5, "{}", out.context());
         assert!(
@@ -854,52 +855,8 @@ fn ctrl_c_on_the_terminal_reaches_the_app() {
     // A pty: minit is a session leader with the terminal as its controlling tty, as in
     // `docker run -it`. The app's group becomes the foreground group, so ^C from the
     // terminal is SIGINT to the app.
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    // SAFETY: openpty writes two fds; null name/termios/winsize are allowed.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0);
-    let mut cmd = Command::new(util::minit());
-    cmd.args(["python3", "-c", "import signal,sys\nsignal.signal(signal.SIGINT, lambda *a: (print('got SIGINT', flush=True), sys.exit(3)))\nprint('ready', flush=True)\nsignal.pause()"]);
-    // SAFETY: setsid, ioctl and dup2 are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(slave, libc::TIOCSCTTY, 0);
-            libc::dup2(slave, 0);
-            libc::dup2(slave, 1);
-            libc::dup2(slave, 2);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    // SAFETY: closing our copy of the slave.
-    unsafe { libc::close(slave) };
-    // SAFETY: the master fd is ours from here on.
-    let mut term = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(master) };
-    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = output.clone();
-    let mut reader_term = term.try_clone().unwrap();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 256];
-        while let Ok(n) = reader_term.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
+    let app = "import signal,sys\nsignal.signal(signal.SIGINT, lambda *a: (print('got SIGINT', flush=True), sys.exit(3)))\nprint('ready', flush=True)\nsignal.pause()";
+    let (mut child, mut term, output) = start_on_pty(util::minit(), &["python3", "-c", app]);
     assert!(util::poll(|| output.lock().unwrap().contains("ready").then_some(())).is_some());
     use std::io::Write;
     term.write_all(b"\x03").unwrap();
@@ -921,7 +878,6 @@ fn orphans_are_reaped_promptly_by_the_subreaper() {
         &["python3", &app("orphans.py"), "20", "0"],
     ));
     assert_eq!(out.stdout.trim(), "zombies 0", "{}", out.context());
-    let _ = Duration::ZERO;
 }
 
 /// Opens a pty and starts `program args` as a session leader on it; returns the child, the
