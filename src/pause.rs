@@ -41,12 +41,7 @@ pub fn run() -> u8 {
     reap_orphans();
     let mut batch = Vec::with_capacity(32);
     loop {
-        batch.clear();
-        if let Err(err) = sfd.read(&mut batch) {
-            // PID 1 is not allowed to bail: log and wait again.
-            log::error!("cannot read signals: {}", error_text(&err));
-            continue;
-        }
+        sfd.wait(&mut batch);
         for sig in &batch {
             match sig.signo {
                 libc::SIGCHLD => {

@@ -158,6 +158,20 @@ impl SignalFd {
         }
     }
 
+    /// Waits for the next signals and puts them in `batch` (emptied first). A read error is
+    /// logged and the wait goes on: once the app runs, minit is not allowed to bail.
+    pub fn wait(&self, batch: &mut Vec<Received>) {
+        loop {
+            batch.clear();
+            match self.read(batch) {
+                Ok(()) => return,
+                Err(err) => {
+                    log::error!("cannot read signals: {}", crate::logging::error_text(&err))
+                }
+            }
+        }
+    }
+
     /// Like `read`, but gives up at `deadline`: returns `false` if it passed with no signal.
     pub fn read_until(&self, deadline: Instant, out: &mut Vec<Received>) -> io::Result<bool> {
         loop {

@@ -33,11 +33,7 @@ pub fn supervise(sfd: &SignalFd, app: &App, pending: &[i32], warn_on_reap: bool)
     }
     let mut batch = Vec::with_capacity(32);
     loop {
-        batch.clear();
-        if let Err(err) = sfd.read(&mut batch) {
-            log::error!("cannot read signals: {err}");
-            continue;
-        }
+        sfd.wait(&mut batch);
         let mut app_status = None;
         for sig in &batch {
             if app_status.is_some() {

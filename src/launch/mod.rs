@@ -329,11 +329,7 @@ fn supervise_sandbox(sfd: &SignalFd, pid: Pid, interactive: bool) -> (libc::c_in
     let me = std::process::id();
     let mut batch = Vec::with_capacity(32);
     loop {
-        batch.clear();
-        if let Err(err) = sfd.read(&mut batch) {
-            log::error!("cannot read signals: {}", error_text(&err));
-            continue;
-        }
+        sfd.wait(&mut batch);
         for sig in &batch {
             if sig.signo == libc::SIGCHLD {
                 match wait_sandbox(pid.raw(), libc::WNOHANG | libc::WUNTRACED) {
