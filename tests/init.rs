@@ -81,6 +81,18 @@ fn death_by_signal_is_128_plus_n() {
     }
 }
 
+/// Starts minit in `mode` in front of tests/apps/sigapp.py with `args`, waits until the app
+/// is ready, and returns it with the pid to signal minit by.
+fn start_sigapp(mode: Mode, args: &[&str]) -> (Running, i32) {
+    let sigapp = app("sigapp.py");
+    let mut argv = vec!["python3", sigapp.as_str()];
+    argv.extend_from_slice(args);
+    let r = Running::start(&mut command(mode, &argv));
+    r.wait_stdout("ready", |l| l.starts_with("ready"));
+    let init = r.init_pid(mode);
+    (r, init)
+}
+
 /// Every catchable signal except SIGCHLD: standard ones, job control, the ones tini and
 /// catatonit drop or die from (ABRT, SEGV, BUS, FPE, ILL, TRAP, SYS sent by a user), and the
 /// real-time range.
@@ -98,19 +110,7 @@ fn every_catchable_signal_reaches_the_app() {
         if !mode_available(mode) {
             continue;
         }
-        let r = Running::start(&mut command(
-            mode,
-            &[
-                "python3",
-                &app("sigapp.py"),
-                "--exit-on",
-                "64",
-                "--code",
-                "9",
-            ],
-        ));
-        r.wait_stdout("ready", |l| l.starts_with("ready"));
-        let init = r.init_pid(mode);
+        let (r, init) = start_sigapp(mode, &["--exit-on", "64", "--code", "9"]);
         for sig in forwardable() {
             r.signal(init, sig);
             let want = format!("sig {sig} ");
@@ -701,19 +701,7 @@ fn a_flood_of_signals_loses_nothing_important() {
         if !mode_available(mode) {
             continue;
         }
-        let r = Running::start(&mut command(
-            mode,
-            &[
-                "python3",
-                &app("sigapp.py"),
-                "--exit-on",
-                "15",
-                "--code",
-                "42",
-            ],
-        ));
-        r.wait_stdout("ready", |l| l.starts_with("ready"));
-        let init = r.init_pid(mode);
+        let (r, init) = start_sigapp(mode, &["--exit-on", "15", "--code", "42"]);
         for i in 0..10_000 {
             let sig = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP, libc::SIGWINCH][i % 4];
             r.signal(init, sig);
